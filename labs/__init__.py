@@ -1,0 +1,10 @@
+"""AIGC Lab: the shared package behind the course notebooks.
+
+One module per topic (``attention``, ``gpt``, ``diffusion`` …) plus cross-cutting
+helpers: ``runtime`` (seeding, device, modes), ``checks`` (exercise feedback),
+``outcomes`` (measured results), ``checkpoints`` (safetensors cache), ``env``
+(environment check), ``plots``, ``widgets``, and the tools ``labs.run`` (execute
+lessons) and ``labs.generate`` (write student notebooks from solutions).
+"""
+
+__version__ = "0.1.0"

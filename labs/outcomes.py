@@ -1,0 +1,188 @@
+"""Measured outcomes: what each lesson must reach, and how a notebook reports it.
+
+Every lesson ends with one call::
+
+    report_outcome("00_welcome", smoke=SMOKE, softmax_max_abs_err=err, ...)
+
+It shows the numbers against this lesson's bounds as a small table and embeds them
+in the notebook's output, where ``python -m labs.run`` collects them into
+``outcomes.json``. The bounds live here, in one table: a loose *smoke* sanity bound
+(the plumbing works) and the *full* target (the lesson's promise).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from labs.checks.core import show
+
+OUTCOME_MIMETYPE = "application/vnd.aigc-lab.outcome+json"
+MODES = ("smoke", "full")
+
+_OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """``value <op> limit``, e.g. ``Bound(">=", 0.9)``."""
+
+    op: str
+    limit: float
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"unknown comparison {self.op!r}: use one of {', '.join(_OPS)}")
+
+    def met(self, value: float | None) -> bool:
+        return value is not None and math.isfinite(value) and _OPS[self.op](value, self.limit)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.limit:g}"
+
+
+def _bounds(
+    smoke: dict[str, tuple[str, float]], full: dict[str, tuple[str, float]]
+) -> dict[str, dict[str, Bound]]:
+    return {
+        "smoke": {k: Bound(*v) for k, v in smoke.items()},
+        "full": {k: Bound(*v) for k, v in full.items()},
+    }
+
+
+# One entry per lesson, keyed by the notebook's file stem. Smoke bounds are sanity
+# checks that still fail on broken code; full targets are the lesson's promise.
+TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
+    "00_welcome": _bounds(
+        smoke={
+            "env_failures": ("==", 0),
+            "softmax_max_abs_err": ("<=", 1e-6),
+            "spiral_val_accuracy": (">=", 0.50),  # chance is 1/3
+        },
+        full={
+            "env_failures": ("==", 0),
+            "softmax_max_abs_err": ("<=", 1e-6),
+            "spiral_val_accuracy": (">=", 0.95),
+        },
+    ),
+}
+
+
+@dataclass
+class BoundResult:
+    metric: str
+    value: float | None
+    bound: Bound
+    met: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "bound": str(self.bound), "met": self.met}
+
+
+def evaluate(lesson: str, mode: str, metrics: Mapping[str, float | None]) -> list[BoundResult]:
+    """Compare reported metrics with the lesson's bounds for ``mode``.
+
+    A metric the bounds name but the notebook did not report counts as missed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'smoke' or 'full', got {mode!r}")
+    if lesson not in TARGETS:
+        raise KeyError(
+            f"lesson {lesson!r} has no bounds in labs.outcomes.TARGETS: add its smoke and full bounds there."
+        )
+    return [
+        BoundResult(name, metrics.get(name), bound, bound.met(metrics.get(name)))
+        for name, bound in TARGETS[lesson][mode].items()
+    ]
+
+
+def _clean(name: str, value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.item()
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(value, "item") and not isinstance(value, (int, float)):
+        value = value.item()
+    if not isinstance(value, (int, float)):
+        raise TypeError(
+            f"outcome metric {name!r} must be a number, got {type(value).__name__} {value!r}"
+        )
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class Outcome:
+    """A lesson's measured outcome; displays as a table with each bound met or missed."""
+
+    lesson: str
+    mode: str
+    metrics: dict[str, float | None]
+
+    def results(self) -> list[BoundResult]:
+        return evaluate(self.lesson, self.mode, self.metrics) if self.lesson in TARGETS else []
+
+    @property
+    def met(self) -> bool:
+        return all(r.met for r in self.results())
+
+    def text(self) -> str:
+        bounds = {r.metric: r for r in self.results()}
+        width = max([len("metric"), *(len(k) for k in self.metrics)])
+        lines = [
+            f"Measured outcome — {self.lesson} ({self.mode} mode)",
+            f"{'metric':<{width}}  {'value':>12}  {'bound':>10}  met",
+        ]
+        for name, value in self.metrics.items():
+            shown = "n/a" if value is None else f"{value:.6g}"
+            r = bounds.get(name)
+            lines.append(
+                f"{name:<{width}}  {shown:>12}  {str(r.bound) if r else '':>10}  {('yes' if r.met else 'NO') if r else ''}"
+            )
+        for name in bounds.keys() - self.metrics.keys():
+            lines.append(f"{name:<{width}}  {'missing':>12}  {bounds[name].bound!s:>10}  NO")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lesson": self.lesson, "mode": self.mode, "metrics": dict(self.metrics)}
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        bounds = {r.metric: r for r in self.results()}
+        rows = "".join(
+            f"<tr><td><code>{name}</code></td><td>{'n/a' if v is None else f'{v:.6g}'}</td>"
+            f"<td>{bounds[name].bound if name in bounds else ''}</td>"
+            f"<td>{('✅' if bounds[name].met else '❌') if name in bounds else ''}</td></tr>"
+            for name, v in self.metrics.items()
+        )
+        html = (
+            f"<b>Measured outcome — {self.lesson} ({self.mode} mode)</b>"
+            "<table><tr><th>metric</th><th>value</th><th>bound</th><th>met</th></tr>"
+            f"{rows}</table>"
+        )
+        return {"text/plain": self.text(), "text/html": html, OUTCOME_MIMETYPE: self.to_json()}
+
+
+def report_outcome(lesson: str, *, smoke: bool, **metrics: Any) -> None:
+    """Show and record a lesson's measured outcome (numbers only; NaN/inf become n/a).
+
+    ``python -m labs.run`` reads what this displays; build an :class:`Outcome`
+    directly to evaluate metrics without displaying them.
+    """
+    if lesson not in TARGETS:
+        raise KeyError(
+            f"lesson {lesson!r} has no bounds in labs.outcomes.TARGETS: add them there first."
+        )
+    if not metrics:
+        raise ValueError("report_outcome needs at least one metric, e.g. val_accuracy=0.93")
+    outcome = Outcome(
+        lesson, "smoke" if smoke else "full", {k: _clean(k, v) for k, v in metrics.items()}
+    )
+    show(outcome)
