@@ -25,7 +25,12 @@ import torch
 
 CHECK_MIMETYPE = "application/vnd.aigc-lab.check+json"
 Status = Literal["passed", "failed", "not_done", "error"]
-_BADGES = {"passed": "✅ PASSED", "failed": "❌ FAILED", "error": "❌ ERROR", "not_done": "⏳ NOT DONE YET"}
+_BADGES = {
+    "passed": "✅ PASSED",
+    "failed": "❌ FAILED",
+    "error": "❌ ERROR",
+    "not_done": "⏳ NOT DONE YET",
+}
 
 
 # --------------------------------------------------------------------------- compare
@@ -293,13 +298,6 @@ class CheckResult:
     @property
     def passed(self) -> bool:
         return self.status == "passed"
-
-    _ICONS = {
-        "passed": "✅ PASSED",
-        "failed": "❌ FAILED",
-        "error": "❌ ERROR",
-        "not_done": "⏳ NOT DONE YET",
-    }
 
     def text(self) -> str:
         lines = [f"{_BADGES[self.status]} — {self.exercise}: {self.message}"]
