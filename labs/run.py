@@ -272,19 +272,27 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run(
-    patterns: list[str],
+def run(patterns: list[str], *, which: str = "both", **options: Any) -> list[Result]:
+    """Execute the notebooks matching ``patterns``; see :func:`run_notebooks` for options."""
+    return run_notebooks(discover(patterns, which), **options)
+
+
+def run_notebooks(
+    sources: list[Path],
     *,
     mode: str = "smoke",
-    which: str = "both",
     jobs: int = 1,
     out: Path = REPO_ROOT / "build" / "run",
     device: str = "auto",
     timeout: int | None = None,
     quiet: bool = False,
 ) -> list[Result]:
-    """Execute the matching notebooks; write ``out/outcomes.json``; return the results."""
-    sources = discover(patterns, which)
+    """Execute ``sources`` (paths to notebooks); write ``out/outcomes.json``; return the results.
+
+    Notebooks in a folder named ``solutions`` must also pass their own exercise checks.
+    """
+    if mode not in BUDGET_SECONDS:
+        raise ValueError(f"mode must be 'smoke' or 'full', got {mode!r}")
     out = Path(out).resolve()
     jobs_list = []
     for source in sources:
