@@ -34,7 +34,7 @@ import labs
 from labs.paths import cache_dir
 
 FORMAT = "aigc-lab-checkpoint/1"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def config_hash(config: Any) -> str:
 
 def paths(name: str, config: Any, directory: Path | str | None = None) -> tuple[Path, Path]:
     """``(weights, manifest)`` paths for a named checkpoint of this config."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(
             f"checkpoint name {name!r} must be letters, digits, '_', '.', '-' (no slashes)"
         )
@@ -181,7 +181,8 @@ def load_or_train(
             load_model(model, str(weights_path), strict=True)
         except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
             model.load_state_dict(initial)  # a failed load may have copied some tensors
-            reason = f"it does not fit this model ({str(exc).splitlines()[0]})"
+            detail = " ".join(str(exc).split())
+            reason = f"it does not fit this model ({detail[:300]})"
         else:
             print(
                 f"checkpoint {name!r}: loaded {weights_path.name} from the cache (delete it to retrain)."

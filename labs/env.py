@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ def read_requirements(path: Path | str = REQUIREMENTS_FILE) -> list[Requirement]
         )
     requirements = []
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.split(" #", 1)[0].strip()
+        line = re.split(r"\s#", raw, maxsplit=1)[0].strip()
         if not line or line.startswith(("#", "-")):
             continue
         try:

@@ -132,7 +132,11 @@ class Outcome:
 
     @property
     def met(self) -> bool:
-        return all(r.met for r in self.results())
+        return self.lesson in TARGETS and all(r.met for r in self.results())
+
+    def _missing(self) -> list[str]:
+        """Bounded metrics the notebook did not report, in the bounds' order."""
+        return [r.metric for r in self.results() if r.metric not in self.metrics]
 
     def text(self) -> str:
         bounds = {r.metric: r for r in self.results()}
@@ -147,7 +151,7 @@ class Outcome:
             lines.append(
                 f"{name:<{width}}  {shown:>12}  {str(r.bound) if r else '':>10}  {('yes' if r.met else 'NO') if r else ''}"
             )
-        for name in bounds.keys() - self.metrics.keys():
+        for name in self._missing():
             lines.append(f"{name:<{width}}  {'missing':>12}  {bounds[name].bound!s:>10}  NO")
         return "\n".join(lines)
 
@@ -161,6 +165,10 @@ class Outcome:
             f"<td>{bounds[name].bound if name in bounds else ''}</td>"
             f"<td>{('✅' if bounds[name].met else '❌') if name in bounds else ''}</td></tr>"
             for name, v in self.metrics.items()
+        )
+        rows += "".join(
+            f"<tr><td><code>{name}</code></td><td>missing</td><td>{bounds[name].bound}</td><td>❌</td></tr>"
+            for name in self._missing()
         )
         html = (
             f"<b>Measured outcome — {self.lesson} ({self.mode} mode)</b>"

@@ -274,7 +274,8 @@ def decision_regions(
         extent=(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])),
         alpha=0.55,
     )
-    ax.scatter(X[:, 0], X[:, 1], c=colours[y.numpy()], s=8, edgecolors="k", linewidths=0.2)
+    labels = y.detach().cpu().numpy() % len(colours)
+    ax.scatter(X[:, 0].cpu(), X[:, 1].cpu(), c=colours[labels], s=8, edgecolors="k", linewidths=0.2)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 
@@ -65,8 +66,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Re-running a cell after this gives the same numbers on the CPU.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise TypeError(f"SEED must be an int, got {seed!r} ({type(seed).__name__}).")
+    seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

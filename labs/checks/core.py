@@ -87,7 +87,8 @@ def _compare_arrays(
                 f"expected {_fmt(expected.flatten()[first].item())}, got {_fmt(got.flatten()[first].item())}"
             ),
         )
-    exact = bool(torch.equal(got, expected))
+    same_nan = torch.isnan(got) & torch.isnan(expected)
+    exact = bool(((got == expected) | same_nan).all())
     close = torch.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
     both_finite = torch.isfinite(got) & torch.isfinite(expected)
     diffs = (got - expected).abs()[both_finite]
@@ -98,7 +99,8 @@ def _compare_arrays(
     idx = _index(first, expected.shape)
     exp_v, got_v = expected.flatten()[first].item(), got.flatten()[first].item()
     bad = int((~close).sum())
-    spread = "" if max_abs is None else f"; max abs difference {max_abs:.3g}"
+    finite_mismatch = bool(((~close) & both_finite).any())
+    spread = f"; max abs difference {max_abs:.3g}" if finite_mismatch else ""
     message = (
         f"{path}: {bad} of {expected.numel()} entries differ{spread} "
         f"(tolerance atol={atol:g}, rtol={rtol:g}); first mismatch at index {idx}: "
@@ -132,8 +134,18 @@ def compare(
             return Comparison(
                 False, False, message=f"{path}: expected a numpy.ndarray, got {type(got).__name__}"
             )
+        if expected.dtype.kind not in "biufc" or np.asarray(got).dtype.kind not in "biufc":
+            ok = expected.shape == got.shape and bool(np.array_equal(expected, got))
+            message = (
+                "" if ok else f"{path}: arrays differ: expected {_fmt(expected)}, got {_fmt(got)}"
+            )
+            return Comparison(ok, ok, message=message)
         return _compare_arrays(
-            torch.from_numpy(expected), torch.from_numpy(np.asarray(got)), atol, rtol, path
+            torch.from_numpy(np.ascontiguousarray(expected)),
+            torch.from_numpy(np.ascontiguousarray(got)),
+            atol,
+            rtol,
+            path,
         )
     if isinstance(expected, bool) or expected is None:
         ok = got is expected or (isinstance(got, (bool, np.bool_)) and bool(got) == expected)
