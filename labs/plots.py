@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import textwrap
 import time
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -167,6 +169,20 @@ def aigc_map() -> Figure:
 # ----------------------------------------------------------------------------- training
 
 
+def as_image(fig: Figure) -> Any:
+    """A PNG ``IPython.display.Image`` of ``fig``, whatever matplotlib backend is active.
+
+    Used for outputs that are redrawn in place (``display_id``): the inline backend's
+    automatic figure display does not apply to them.
+    """
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buffer.getvalue(), format="png")
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
@@ -228,9 +244,9 @@ class LiveLossPlot:
         from IPython.display import display
 
         if self._handle is None:
-            self._handle = display(fig, display_id=True)
+            self._handle = display(as_image(fig), display_id=True)
         else:
-            self._handle.update(fig)
+            self._handle.update(as_image(fig))
         self._last_draw = time.monotonic()
 
     def close(self) -> Figure:

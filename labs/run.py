@@ -177,6 +177,7 @@ def execute(
         AIGC_LAB_SMOKE="1" if mode == "smoke" else "0",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
+    env.pop("MPLBACKEND", None)  # figures render inline, as in JupyterLab
     if threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, str(threads))

@@ -14,6 +14,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from labs.plots import as_image
+
 
 class Explorer:
     """Controls plus one output that ``draw`` fills; returned by :func:`explore`."""
@@ -33,12 +35,11 @@ class Explorer:
         return {name: control.value for name, control in self.controls.items()}
 
     def _render(self) -> Any:
+        """Call ``draw``; a figure becomes a PNG image, so it shows under any backend."""
         result = self.draw(**self.values())
         self.renders += 1
         if isinstance(result, Figure):
-            import matplotlib.pyplot as plt
-
-            plt.close(result)  # displayed through the handle only, not again by the inline backend
+            return as_image(result)  # also closes it: shown through the handle only
         return result
 
     def _on_change(self, change: dict[str, Any]) -> None:
