@@ -7,6 +7,7 @@ command) under `offline()`; the tests below read its outcomes.json.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,7 +23,10 @@ LESSONS = sorted(p.stem for p in SOLUTIONS_DIR.glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def smoke_run():
+def smoke_run(tmp_path_factory):
+    # An empty checkpoint cache: every lesson takes its "train it" path, and the student and
+    # solution copies of a lesson, running side by side, write the same checkpoint at once.
+    env = dict(os.environ, AIGC_LAB_CACHE=str(tmp_path_factory.mktemp("smoke-cache")))
     command, env, how = offline(
         [
             sys.executable,
@@ -36,7 +40,8 @@ def smoke_run():
             "2",
             "--out",
             str(OUT),
-        ]
+        ],
+        env,
     )
     proc = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500

@@ -36,7 +36,7 @@ def _prepare(target, tamper: bool = False):
     return target
 
 
-def _nbval(folder):
+def _nbval(folder, cache):
     command, env, _ = offline(
         [
             sys.executable,
@@ -56,7 +56,7 @@ def _nbval(folder):
             str(folder),
         ]
     )
-    env.update(AIGC_LAB_SMOKE="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.update(AIGC_LAB_SMOKE="1", AIGC_LAB_CACHE=str(cache), PYDEVD_DISABLE_FILE_VALIDATION="1")
     env.pop("PYTEST_ADDOPTS", None)
     return subprocess.run(
         command, cwd=folder, env=env, capture_output=True, text=True, timeout=1200
@@ -80,15 +80,15 @@ def test_every_lesson_has_checked_outputs_committed():
                 assert not cell.outputs, f"{path.name} cell {cell.get('id')} has outputs committed"
 
 
-def test_nbval_passes_on_the_solutions():
-    proc = _nbval(_prepare(REPO_ROOT / "build" / "nbval"))
+def test_nbval_passes_on_the_solutions(tmp_path):
+    proc = _nbval(_prepare(REPO_ROOT / "build" / "nbval"), tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     passed = re.search(r"(\d+) passed", proc.stdout)
     assert passed and int(passed.group(1)) > 0, proc.stdout
 
 
-def test_nbval_fails_when_a_checked_output_changes():
+def test_nbval_fails_when_a_checked_output_changes(tmp_path):
     """Proof that the marked cells are really compared: alter one stored digit, nbval fails."""
-    proc = _nbval(_prepare(REPO_ROOT / "build" / "nbval-tampered", tamper=True))
+    proc = _nbval(_prepare(REPO_ROOT / "build" / "nbval-tampered", tamper=True), tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "Cell outputs differ" in proc.stdout and "1 failed" in proc.stdout
