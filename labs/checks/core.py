@@ -411,7 +411,8 @@ class FunctionCheck:
                 return CheckResult(
                     self.exercise,
                     "not_done",
-                    "the stub still raises NotImplementedError. Replace `raise NotImplementedError()` with your code and re-run this cell.",
+                    "the stub still raises NotImplementedError. Replace `raise NotImplementedError()` in the "
+                    "exercise cell with your code, run that cell, then run this one again.",
                     number - 1,
                     total,
                 )
