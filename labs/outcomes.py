@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from labs.checks.core import show
+from labs.display import show
 
 OUTCOME_MIMETYPE = "application/vnd.aigc-lab.outcome+json"
 MODES = ("smoke", "full")
@@ -102,15 +102,8 @@ def evaluate(lesson: str, mode: str, metrics: Mapping[str, float | None]) -> lis
 def _clean(name: str, value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            value = value.item()
-    except ImportError:  # pragma: no cover
-        pass
     if hasattr(value, "item") and not isinstance(value, (int, float)):
-        value = value.item()
+        value = value.item()  # a one-element tensor or a NumPy scalar
     if not isinstance(value, (int, float)):
         raise TypeError(
             f"outcome metric {name!r} must be a number, got {type(value).__name__} {value!r}"

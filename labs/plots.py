@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from labs.course import LESSONS
+from labs.display import in_notebook
 
 # ----------------------------------------------------------------------------- the map
 
@@ -183,15 +184,6 @@ def as_image(fig: Figure) -> Any:
     return Image(data=buffer.getvalue(), format="png")
 
 
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
 class LiveLossPlot:
     """A loss curve that redraws while training runs (at most every ``every_seconds``).
 
@@ -221,7 +213,7 @@ class LiveLossPlot:
             steps, ys = self.history.setdefault(name, ([], []))
             steps.append(step)
             ys.append(float(value))
-        if _in_notebook() and time.monotonic() - self._last_draw >= self.every_seconds:
+        if in_notebook() and time.monotonic() - self._last_draw >= self.every_seconds:
             self._show(self.figure())
 
     def figure(self) -> Figure:
@@ -252,7 +244,7 @@ class LiveLossPlot:
     def close(self) -> Figure:
         """Draw the final curve (in the notebook) and return it."""
         fig = self.figure()
-        if _in_notebook():
+        if in_notebook():
             self._show(fig)
         return fig
 

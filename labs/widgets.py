@@ -14,6 +14,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from labs.display import in_notebook
 from labs.plots import as_image
 
 
@@ -51,13 +52,11 @@ class Explorer:
         """Already on screen: a trailing ``explore(...)`` in a cell shows nothing more."""
 
     def show(self) -> Explorer:
-        from IPython import get_ipython
-        from IPython.display import display
-
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
-        if get_ipython() is not None:
+        if in_notebook():
             import ipywidgets
+            from IPython.display import display
 
             display(ipywidgets.VBox(list(self.controls.values())))
             self._handle = display(self.output, display_id=True)

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from labs.display import show
+
 CHECK_MIMETYPE = "application/vnd.aigc-lab.check+json"
 Status = Literal["passed", "failed", "not_done", "error"]
 _BADGES = {
@@ -339,20 +341,6 @@ class CheckResult:
             f'white-space: pre-wrap; margin: 0.2em 0">{body}</pre>'
         )
         return {"text/plain": self.text(), "text/html": html, CHECK_MIMETYPE: self.to_json()}
-
-
-def show(obj: Any) -> None:
-    """Display ``obj`` in a notebook, or print it outside one."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with the course
-        print(obj.text() if hasattr(obj, "text") else obj)
-        return
-    if get_ipython() is None:
-        print(obj.text() if hasattr(obj, "text") else obj)
-    else:
-        display(obj)
 
 
 def _short_error(exc: BaseException) -> str:
