@@ -68,6 +68,42 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
             "spiral_val_accuracy": (">=", 0.95),
         },
     ),
+    "01_attention": _bounds(
+        smoke={
+            "sdpa_max_abs_err": ("<=", 1e-5),
+            "mha_max_abs_err": ("<=", 1e-5),
+            "coreference_correct": ("==", 1.0),  # "it" -> animal (tired) and street (wide)
+            "dot_variance_rel_err_dk256": ("<=", 0.15),  # |Var(q·k)/d_k - 1|, 4000 samples
+            "causal_leak": ("<=", 0.0),  # past outputs must not move when the future changes
+        },
+        full={
+            "sdpa_max_abs_err": ("<=", 1e-5),
+            "mha_max_abs_err": ("<=", 1e-5),
+            "coreference_correct": ("==", 1.0),
+            "dot_variance_rel_err_dk256": ("<=", 0.05),  # 32000 samples
+            "causal_leak": ("<=", 0.0),
+        },
+    ),
+    "02_tokens_and_language_models": _bounds(
+        smoke={
+            "bpe_roundtrip_ok": ("==", 1.0),
+            "bpe_bytes_per_token": (">=", 1.5),
+            "bigram_val_ppl": ("<=", 13.0),
+            "trigram_val_ppl": ("<=", 8.0),
+            "neural_bigram_val_ppl": ("<=", 14.0),
+            "trigram_over_bigram_ppl": ("<=", 0.95),
+            "neural_over_counting_ppl": ("<=", 1.2),
+        },
+        full={
+            "bpe_roundtrip_ok": ("==", 1.0),
+            "bpe_bytes_per_token": (">=", 2.5),
+            "bigram_val_ppl": ("<=", 11.0),
+            "trigram_val_ppl": ("<=", 6.5),
+            "neural_bigram_val_ppl": ("<=", 11.0),
+            "trigram_over_bigram_ppl": ("<=", 0.7),
+            "neural_over_counting_ppl": ("<=", 1.05),
+        },
+    ),
 }
 
 
