@@ -21,6 +21,8 @@ MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def _prepare(target, tamper: bool = False):
+    """Copy the solutions with execution counts; ``tamper`` alters one digit in ONE checked
+    output (the first stored stdout containing a 0), so exactly one cell must fail."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for path in sorted(SOLUTIONS_DIR.glob("*.ipynb")):
@@ -28,10 +30,10 @@ def _prepare(target, tamper: bool = False):
         for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
             if cell.outputs:
                 cell.execution_count = count
-                if tamper:
-                    for output in cell.outputs:
-                        if output.get("name") == "stdout":
-                            output["text"] = output["text"].replace("0", "9", 1)
+                for output in cell.outputs:
+                    if tamper and output.get("name") == "stdout" and "0" in output["text"]:
+                        output["text"] = output["text"].replace("0", "9", 1)
+                        tamper = False
         nbformat.write(nb, target / path.name)
     return target
 
