@@ -77,12 +77,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` all at once: ``write(tmp)`` fills a temporary file in the same folder,
+    which then replaces ``path`` (readers never see half a file; a crash leaves the old one)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates files readable by their owner only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -104,10 +108,10 @@ def save(
     weights_path, manifest_path = paths(name, config, directory)
     if isinstance(weights, nn.Module):
         module = weights
-        _atomic_write(weights_path, lambda p: save_model(module, str(p)))
+        atomic_write(weights_path, lambda p: save_model(module, str(p)))
     else:
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
-        _atomic_write(weights_path, lambda p: save_file(tensors, str(p)))
+        atomic_write(weights_path, lambda p: save_file(tensors, str(p)))
     manifest = {
         "format": FORMAT,
         "name": name,
@@ -120,7 +124,7 @@ def save(
         "labs": labs.__version__,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _atomic_write(manifest_path, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(manifest_path, lambda p: p.write_text(text, encoding="utf-8"))
     return weights_path
 
 

@@ -12,16 +12,15 @@ Regenerate the shipped corpus with ``python -m labs.data write-corpus``.
 from __future__ import annotations
 
 import math
-import os
 import platform
 import random
-import tempfile
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import torch
 
+from labs.checkpoints import atomic_write
 from labs.paths import DATA_DIR
 
 
@@ -88,16 +87,7 @@ def write_corpus(path: str | Path | None = None) -> Path:
     """
     target = Path(path) if path is not None else DEFAULT_CORPUS
     data = python_docs_text().encode("utf-8")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shipped file is world-readable
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda tmp: tmp.write_bytes(data))
     return target
 
 

@@ -84,6 +84,25 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
             "causal_leak": ("<=", 0.0),
         },
     ),
+    "03_gpt_pretraining": _bounds(
+        smoke={
+            "val_loss": ("<=", 3.2),  # ln(103) = 4.63 at init
+            # a tiny model is worse than the 8-gram, but not as bad as an untrained one
+            "gpt_gain_over_ngram": (">", -2.0),
+            "ngram_val_loss": ("<=", 1.3),
+            "finetune_gain": (">=", 0.2),
+            "scaling_exponent": (">=", 0.03),
+            "scaling_r2": (">=", 0.8),
+        },
+        full={
+            "val_loss": ("<=", 1.25),
+            "gpt_gain_over_ngram": (">", 0.0),
+            "ngram_val_loss": ("<=", 1.3),
+            "finetune_gain": (">=", 0.3),
+            "scaling_exponent": (">=", 0.04),
+            "scaling_r2": (">=", 0.9),
+        },
+    ),
     "02_tokens_and_language_models": _bounds(
         smoke={
             "bpe_roundtrip_ok": ("==", 1.0),

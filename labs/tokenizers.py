@@ -31,7 +31,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from labs.checkpoints import _atomic_write
+from labs.checkpoints import atomic_write
 
 FORMAT = "aigc-lab-tokenizer"
 VERSION = 1
@@ -116,7 +116,7 @@ def bpe_decode(ids: Iterable[int], vocab: dict[int, bytes]) -> str:
 def _write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     text = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
-    _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
     return path
 
 
