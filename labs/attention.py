@@ -32,7 +32,6 @@ __all__ = [
     "merge_heads",
     "multi_head_attention",
     "padding_mask",
-    "plot_attention",
     "scaled_dot_product_attention",
     "split_heads",
     "to_torch_mha",
@@ -332,64 +331,3 @@ def torch_mha_masks(
         "attn_mask": None if mask is None else ~mask,
         "key_padding_mask": None if key_padding is None else ~key_padding,
     }
-
-
-# --------------------------------------------------------------------------- pictures
-
-
-def plot_attention(
-    weights: torch.Tensor,
-    queries: list[str],
-    keys: list[str] | None = None,
-    *,
-    ax=None,
-    title: str = "",
-    annotate: bool = True,
-    highlight_row: int | None = None,
-):
-    """Heat map of attention weights (T_q, T_k): one row per query, one column per key.
-
-    Returns the matplotlib Axes. ``highlight_row`` outlines one query's row.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    weights = weights.detach().float().cpu()
-    if weights.dim() != 2:
-        raise ValueError(f"plot_attention expects weights (T_q, T_k), got {tuple(weights.shape)}")
-    keys = queries if keys is None else keys
-    if weights.shape != (len(queries), len(keys)):
-        raise ValueError(
-            f"weights {tuple(weights.shape)} do not match {len(queries)} query and "
-            f"{len(keys)} key labels"
-        )
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.45 * len(keys) + 1.5, 0.4 * len(queries) + 1.2))
-    ax.imshow(weights.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(keys)), keys, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(queries)), queries, fontsize=8)
-    ax.set_xlabel("key (attended to)", fontsize=8)
-    ax.set_ylabel("query", fontsize=8)
-    if annotate and weights.numel() <= 400:
-        for (i, j), w in zip(
-            ((i, j) for i in range(weights.shape[0]) for j in range(weights.shape[1])),
-            weights.flatten().tolist(),
-            strict=True,
-        ):
-            if w >= 0.005:
-                text = f"{w:.2f}".removeprefix("0")  # ".37", "1.00"
-                colour = "white" if w > 0.6 else "black"
-                ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color=colour)
-    if highlight_row is not None:
-        ax.add_patch(
-            Rectangle(
-                (-0.5, highlight_row - 0.5),
-                len(keys),
-                1,
-                fill=False,
-                edgecolor="#c44e52",
-                linewidth=2,
-            )
-        )
-    ax.set_title(title, fontsize=9)
-    return ax

@@ -203,11 +203,14 @@ class GPT(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        logits_filter: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Continue ``idx`` (B, T) by ``max_new_tokens`` sampled tokens → (B, T + new).
 
         ``temperature=0`` is greedy decoding. ``top_k`` keeps the k most likely tokens,
         ``top_p`` the smallest set whose probability reaches p (nucleus sampling).
+        ``logits_filter(logits, top_k=, top_p=)`` does that filtering: :func:`filter_logits`
+        unless you pass your own (lesson 03 plugs in the learner's).
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
@@ -220,7 +223,8 @@ class GPT(nn.Module):
             if temperature == 0:
                 next_id = logits.argmax(dim=-1, keepdim=True)
             else:
-                logits = filter_logits(logits / temperature, top_k=top_k, top_p=top_p)
+                apply_filter = logits_filter or filter_logits
+                logits = apply_filter(logits / temperature, top_k=top_k, top_p=top_p)
                 probs = F.softmax(logits, dim=-1)
                 next_id = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
             idx = torch.cat([idx, next_id], dim=1)

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -84,3 +86,20 @@ def setup(seed: int = 0, device: str = "auto", *, smoke: bool | None = None) -> 
         f"seed {seed} | device {resolved} | torch {torch.__version__} | {torch.get_num_threads()} CPU threads{mode}"
     )
     return resolved
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the ``with`` block on ``n`` CPU threads, then restore the previous count.
+
+    Tiny tensors (a (V, V) table, a timing experiment) can be faster on one thread:
+    splitting them across cores costs more than it saves, and much more on a busy machine.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"cpu_threads needs a positive int, got {n!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -22,6 +22,7 @@ from labs.attention import (
     to_torch_mha,
     torch_mha_masks,
 )
+from labs.plots import plot_attention
 
 ATOL = 1e-5
 
@@ -378,11 +379,11 @@ def test_plot_attention_draws_a_heat_map_and_checks_labels():
     import matplotlib.pyplot as plt
 
     weights = torch.softmax(torch.randn(3, 4, generator=_gen()), -1)
-    ax = attention.plot_attention(weights, ["a", "b", "c"], ["w", "x", "y", "z"], highlight_row=1)
+    ax = plot_attention(weights, ["a", "b", "c"], ["w", "x", "y", "z"], highlight_row=1)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["w", "x", "y", "z"]
     assert len(ax.patches) == 1  # the highlighted row
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="do not match"):
-        attention.plot_attention(weights, ["a", "b"])
+        plot_attention(weights, ["a", "b"])
     with pytest.raises(ValueError, match="expects weights"):
-        attention.plot_attention(weights[None], ["a", "b", "c"])
+        plot_attention(weights[None], ["a", "b", "c"])

@@ -268,3 +268,22 @@ def test_pretrained_trains_once_then_loads_from_the_cache(capsys):
     text = "The return statement leaves a function. " * 4
     data = torch.tensor(tokenizer.encode(text))
     assert gpt.evaluate(first, data) < math.log(tokenizer.vocab_size) - 1.0  # it learned
+
+
+def test_generate_uses_the_logits_filter_it_is_given():
+    """Lesson 03 plugs the learner's filter into GPT.generate."""
+    model = tiny()
+    start = torch.tensor([[1, 2, 3]])
+
+    def sample(**kwargs):
+        g = torch.Generator().manual_seed(7)
+        return model.generate(start, 15, top_k=3, top_p=0.9, generator=g, **kwargs)
+
+    assert torch.equal(sample(), sample(logits_filter=gpt.filter_logits))
+
+    def only_the_best(logits, top_k=None, top_p=None):  # a filter that makes sampling greedy
+        return gpt.filter_logits(logits, top_k=1)
+
+    assert torch.equal(
+        sample(logits_filter=only_the_best), model.generate(start, 15, temperature=0)
+    )

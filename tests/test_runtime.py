@@ -170,3 +170,15 @@ def test_setup_seeds(capsys):
     a = torch.randn(3)
     runtime.seed_everything(11)
     assert torch.equal(a, torch.randn(3))
+
+
+def test_cpu_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with runtime.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), runtime.cpu_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before  # restored after an error too
+    with pytest.raises(ValueError, match="positive int"), runtime.cpu_threads(0):
+        pass
