@@ -45,7 +45,7 @@ def test_readme_has_one_install_launch_and_test_command():
     assert install == [
         "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt"
     ]
-    assert launch == ["jupyter lab notebooks/00_welcome.ipynb"]
+    assert launch == ["python -m labs.workspace && jupyter lab workspace/00_welcome.ipynb"]
     assert test == ["python -m pytest"]
 
 
