@@ -56,6 +56,23 @@ def _bounds(
 # One entry per lesson, keyed by the notebook's file stem. Smoke bounds are sanity
 # checks that still fail on broken code; full targets are the lesson's promise.
 TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
+    "04_in_context_learning": _bounds(
+        smoke={
+            # a few seconds of training: below "predict 0" (error 1), not yet near least squares
+            "icl_error_ratio_vs_ls": ("<=", 8.0),
+            "icl_error_k1": ("<=", 1.1),
+            "icl_error_k2d": ("<=", 0.85),
+            "induction_acc_first_repeat": ("<=", 0.15),  # chance is 1/16: nothing to copy yet
+            "induction_acc_second_repeat": (">=", 0.5),  # 800 steps: past the phase change
+        },
+        full={
+            "icl_error_ratio_vs_ls": ("<=", 1.5),  # close to the optimal estimator at k = 2d
+            "icl_error_k1": ("<=", 1.0),  # never worse than guessing 0
+            "icl_error_k2d": ("<=", 0.3),
+            "induction_acc_first_repeat": ("<=", 0.15),  # near chance (1/16)
+            "induction_acc_second_repeat": (">=", 0.9),
+        },
+    ),
     "00_welcome": _bounds(
         smoke={
             "env_failures": ("==", 0),
