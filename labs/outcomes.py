@@ -56,6 +56,26 @@ def _bounds(
 # One entry per lesson, keyed by the notebook's file stem. Smoke bounds are sanity
 # checks that still fail on broken code; full targets are the lesson's promise.
 TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
+    "05_chain_of_thought": _bounds(
+        # smoke: 60 steps of a tiny GPT learn the format, not the arithmetic (accuracies ~0);
+        # the loss bound is what fails on broken training code
+        smoke={
+            "scratchpad_final_loss": ("<=", 2.0),  # ln(34) = 3.53 at init
+            "acc_scratchpad": (">=", 0.0),
+            "scratchpad_gain_over_direct": (">=", -1.0),
+            "acc_pal": (">=", 0.0),
+            "acc_self_consistency": (">=", 0.0),
+            "acc_trigger_with": (">=", 0.0),
+        },
+        full={
+            "scratchpad_final_loss": ("<=", 0.05),
+            "acc_scratchpad": (">=", 0.95),  # 5-digit addition, same model and steps
+            "scratchpad_gain_over_direct": (">=", 0.3),
+            "acc_pal": (">=", 0.9),
+            "acc_self_consistency": (">=", 0.95),
+            "acc_trigger_with": (">=", 0.9),  # 3-digit, with "Let's think step by step."
+        },
+    ),
     "07_rlhf": _bounds(
         smoke={  # mechanics only: the tiny smoke model writes no well-formed answer
             "n_pairs": (">=", 16),
