@@ -30,19 +30,45 @@ would lose three digits where β ≈ 1e-4. ``set_timesteps(n)`` spaces the steps
 Also here: ``betas_for`` (linear, cosine), ``snr(t)``, ``predict_x0`` (the clean image
 an ε-prediction implies; pictures of the denoising trajectory),
 ``DDPMScheduler.posterior_variance`` and ``classifier_free_guidance``.
+
+Below the schedulers, and kept apart from them (lesson 09): the step rules written as
+plain functions (``add_noise``, ``ddpm_step``, ``ddim_step``: the exercises' references),
+a procedural 8×8 digit data set (``make_digits``), a small noise-prediction network
+(``Denoiser``: an MLP with a timestep embedding, a class embedding with a null class for
+classifier-free guidance, and a time-dependent per-pixel skip gate), ``train_denoiser``,
+the sampling pipeline ``sample``, and the independent judge (``DigitClassifier``,
+``train_classifier``, ``judge``).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
     "DDIMScheduler",
     "DDPMScheduler",
+    "Denoiser",
+    "DenoiserConfig",
+    "DigitClassifier",
+    "add_noise",
     "betas_for",
     "classifier_free_guidance",
+    "ddim_step",
+    "ddpm_step",
+    "judge",
+    "make_digits",
+    "sample",
+    "timed_sample",
+    "timestep_embedding",
+    "train_classifier",
+    "train_denoiser",
 ]
 
 SCHEDULES = ("linear", "cosine")
@@ -372,3 +398,419 @@ class DDIMScheduler(_Scheduler):
         if sigma > 0:
             prev_sample = prev_sample + sigma * self._noise_like(sample, generator, variance_noise)
         return prev_sample
+
+
+# ====================================================================== the step rules
+# as plain functions (lesson 09's exercises; the schedulers above are the references'
+# references: tests/test_diffusion.py checks one against the other)
+
+
+def add_noise(
+    x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor
+) -> torch.Tensor:
+    """q(x_t | x_0) in closed form, :math:`x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon`.
+
+    x0, noise: (B, ...); t: (B,) long, one timestep per sample; alphas_cumprod: (T,) ᾱ.
+    Returns x_t, (B, ...), in x0's dtype.
+    """
+    alpha_bar = alphas_cumprod[t].to(x0.dtype).reshape(-1, *([1] * (x0.ndim - 1)))
+    return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+
+
+def ddpm_step(
+    eps: torch.Tensor,
+    x_t: torch.Tensor,
+    alpha_bar: float,
+    alpha_bar_prev: float,
+    z: torch.Tensor,
+) -> torch.Tensor:
+    """One DDPM ancestral step x_t → x_prev (the rule of :meth:`DDPMScheduler.step`).
+
+    eps ε̂, x_t, z ~ N(0, I): (B, ...); alpha_bar ᾱ_t and alpha_bar_prev ᾱ_prev: floats
+    (ᾱ_prev = 1 on the last step, which adds no noise). x̂_0 is clipped to [-1, 1].
+    Returns x_prev, (B, ...).
+    """
+    x0 = ((x_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)).clamp(-1, 1)
+    alpha = alpha_bar / alpha_bar_prev
+    beta = 1 - alpha
+    mean = (
+        math.sqrt(alpha_bar_prev) * beta * x0 + math.sqrt(alpha) * (1 - alpha_bar_prev) * x_t
+    ) / (1 - alpha_bar)
+    if alpha_bar_prev >= 1.0:
+        return mean
+    variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
+    return mean + math.sqrt(variance) * z
+
+
+def ddim_step(
+    eps: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, alpha_bar_prev: float
+) -> torch.Tensor:
+    """One deterministic DDIM step (η = 0) x_t → x_prev (:meth:`DDIMScheduler.step`):
+    :math:`x_{prev} = \\sqrt{\\bar\\alpha_{prev}}\\hat x_0 + \\sqrt{1-\\bar\\alpha_{prev}}\\,\\hat\\varepsilon`,
+    x̂_0 clipped to [-1, 1]. eps, x_t: (B, ...); ᾱ_t, ᾱ_prev: floats. Returns (B, ...)."""
+    x0 = ((x_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)).clamp(-1, 1)
+    return math.sqrt(alpha_bar_prev) * x0 + math.sqrt(1 - alpha_bar_prev) * eps
+
+
+# ====================================================================== data: 8×8 digits
+
+# A 5×7 bitmap font: each digit is 7 rows of 5 pixels ("#" = ink).
+_FONT = {
+    0: (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),
+    1: ("..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."),
+    2: (".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"),
+    3: ("####.", "....#", "....#", ".###.", "....#", "....#", "####."),
+    4: ("...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."),
+    5: ("#####", "#....", "####.", "....#", "....#", "#...#", ".###."),
+    6: ("..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."),
+    7: ("#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."),
+    8: (".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."),
+    9: (".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."),
+}
+
+
+def _glyphs(upsample: int = 4) -> torch.Tensor:
+    """The ten glyphs as a (10, 1, 7·u, 5·u) float tensor in {0, 1}."""
+    rows = [[[float(c == "#") for c in row] for row in _FONT[d]] for d in range(10)]
+    glyphs = torch.tensor(rows).unsqueeze(1)  # (10, 1, 7, 5)
+    return glyphs.repeat_interleave(upsample, dim=2).repeat_interleave(upsample, dim=3)
+
+
+def make_digits(n: int, *, seed: int = 0, image_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` procedurally drawn handwritten-ish digits, like scikit-learn's 8×8 digits.
+
+    Each digit is a 5×7 font glyph under a random affine map (scale ±10 %, rotation
+    ±12°, shear ±0.25, shift ±0.6 px), a random stroke weight and brightness, rendered
+    at 4× resolution and average-pooled (anti-aliasing). Returns ``images``
+    (n, 1, S, S) float32 in [-1, 1] (background -1) and ``labels`` (n,) int64 in 0…9,
+    balanced at random; the same for the same arguments.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"image_size must be an int >= 8 (8 is usual), got {image_size!r}")
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(10, (n,), generator=g)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=g)
+
+    scale, angle, shear = uniform(0.9, 1.1), uniform(-0.21, 0.21), uniform(-0.25, 0.25)
+    shift_x, shift_y = uniform(-0.15, 0.15), uniform(-0.1, 0.1)
+    weight, brightness = uniform(0.0, 1.0), uniform(0.75, 1.0)
+    # output (canvas) coordinates → glyph coordinates, both in [-1, 1]: the glyph fills
+    # 5/8 × 7/8 of the canvas at scale 1
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    sx, sy = 8 / 5 / scale, 8 / 7 / scale
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = sx * cos, sx * (sin + shear)
+    theta[:, 1, 0], theta[:, 1, 1] = -sy * sin, sy * cos
+    theta[:, 0, 2], theta[:, 1, 2] = -sx * shift_x, -sy * shift_y
+    hi = 4 * image_size
+    grid = F.affine_grid(theta, [n, 1, hi, hi], align_corners=False)
+    ink = F.grid_sample(_glyphs()[labels], grid, mode="bilinear", align_corners=False)
+    bold = F.max_pool2d(ink, 3, stride=1, padding=1)  # a thicker pen
+    ink = ink + weight.view(-1, 1, 1, 1) * (bold - ink)
+    ink = F.avg_pool2d(ink, hi // image_size) * brightness.view(-1, 1, 1, 1)
+    return (ink.clamp(0, 1) * 2 - 1).contiguous(), labels
+
+
+# ====================================================================== the denoiser
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps (Transformer / DDPM style): (B,) → (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+@dataclass
+class DenoiserConfig:
+    """Sizes of :class:`Denoiser`. ``num_classes`` real classes; class index
+    ``num_classes`` is the null class ∅ (no condition, for classifier-free guidance)."""
+
+    image_shape: tuple[int, int, int] = (1, 8, 8)
+    hidden: int = 256
+    n_blocks: int = 3
+    time_dim: int = 64
+    num_classes: int = 10
+
+
+class _Block(nn.Module):
+    """Pre-norm residual MLP block, conditioned by adding the (time + class) embedding."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.cond = nn.Linear(hidden, hidden)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden, 2 * hidden), nn.SiLU(), nn.Linear(2 * hidden, hidden)
+        )
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return h + self.mlp(self.norm(h) + self.cond(emb))
+
+
+class Denoiser(nn.Module):
+    """Predicts the noise ε in x_t = √ᾱ x_0 + √(1-ᾱ) ε: ``model(x_t, t, class_labels)``.
+
+    An MLP over the flattened image (fine for 8×8; a U-Net is the choice for bigger
+    images) with a sinusoidal timestep embedding and a class embedding (index
+    ``num_classes`` = ∅, no condition) added in every block. Its output is
+    ``head(h) + gate(t) ⊙ x_t``: a per-pixel, time-dependent skip gate, because at
+    large t the best ε̂ is almost x_t itself (ᾱ ≈ 0), which a narrow MLP finds hard to copy.
+
+    x_t: (B, C, H, W); t: (B,) long (or one int); class_labels: (B,) long in
+    [0, num_classes] or None (= all ∅). Returns ε̂, (B, C, H, W).
+    """
+
+    def __init__(self, config: DenoiserConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, h, w = config.image_shape
+        d, hidden = c * h * w, config.hidden
+        self.time_mlp = nn.Sequential(
+            nn.Linear(config.time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
+        )
+        self.class_emb = nn.Embedding(config.num_classes + 1, hidden)
+        self.inp = nn.Linear(d, hidden)
+        self.blocks = nn.ModuleList([_Block(hidden) for _ in range(config.n_blocks)])
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, d)
+        self.gate = nn.Linear(hidden, d)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor | int, class_labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if tuple(x.shape[1:]) != tuple(self.config.image_shape):
+            raise ValueError(
+                f"x must have shape (B, {', '.join(map(str, self.config.image_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        B = x.shape[0]
+        t = torch.as_tensor(t, device=x.device).long()
+        if t.ndim == 0:
+            t = t.expand(B)
+        if class_labels is None:
+            class_labels = torch.full((B,), self.null_class, dtype=torch.long, device=x.device)
+        emb = self.time_mlp(timestep_embedding(t.to(x.device), self.config.time_dim))
+        emb = emb + self.class_emb(class_labels)
+        flat = x.flatten(1)
+        h = self.inp(flat)
+        for block in self.blocks:
+            h = block(h, emb)
+        out = self.head(self.norm(h)) + self.gate(emb) * flat
+        return out.view_as(x)
+
+
+def train_denoiser(
+    model: Denoiser,
+    scheduler: DDPMScheduler | DDIMScheduler,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    *,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    p_uncond: float = 0.2,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Train ``model`` with the simple loss :math:`\\lVert\\varepsilon - \\varepsilon_\\theta(x_t, t, y)\\rVert^2`
+    (t uniform in [0, T)), replacing each label by ∅ with probability ``p_uncond``
+    (condition dropout: one model learns p(x | y) and p(x)). AdamW with a one-cycle
+    learning rate. images: (N, C, H, W) in [-1, 1]; labels: (N,) long or None
+    (unconditional). ``callback(step, loss)`` after every step. Returns the losses."""
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    T = scheduler.num_train_timesteps
+    losses: list[float] = []
+    model.train()
+    for step in range(steps):
+        idx = torch.randint(len(images), (batch_size,), generator=g)
+        x0 = images[idx]
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(T, (batch_size,), generator=g)
+        y = None
+        if labels is not None:
+            y = labels[idx].clone()
+            y[torch.rand(batch_size, generator=g) < p_uncond] = model.null_class
+            y = y.to(device)
+        x_t = scheduler.add_noise(x0, noise, t)
+        loss = F.mse_loss(model(x_t.to(device), t.to(device), y), noise.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if callback is not None:
+            callback(step, losses[-1])
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def sample(
+    model: Denoiser,
+    scheduler: DDPMScheduler | DDIMScheduler,
+    n: int,
+    *,
+    num_inference_steps: int | None = None,
+    class_labels: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+    guidance: Callable[..., torch.Tensor] = classifier_free_guidance,
+    use_clipped_model_output: bool = False,
+    trajectory_every: int = 0,
+) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
+    """Draw ``n`` images: start from x_T ~ N(0, I), loop over ``scheduler.timesteps``.
+
+    ``class_labels`` (n,) long: class-conditional, combined with the unconditional
+    prediction by classifier-free guidance at ``guidance_scale`` w (w = 1: plain
+    conditional; both predictions come from one batched call); None: unconditional
+    (∅). ``num_inference_steps``: calls ``scheduler.set_timesteps`` (None keeps the
+    scheduler's). ``use_clipped_model_output``: hand the scheduler the ε̂ that the
+    clipped x̂_0 implies, not the model's (as diffusers' DDIM option): needed for DDIM
+    with guidance w > 1; DDPM's update does not change. ``trajectory_every`` k > 0
+    records (t, x̂_0) every k steps and at the end. ``generator`` draws x_T and the
+    step noise (None: a fresh one seeded 0, so the call is reproducible).
+    Returns (images (n, C, H, W) clipped to [-1, 1], trajectory).
+    """
+    if num_inference_steps is not None:
+        scheduler.set_timesteps(num_inference_steps)
+    if class_labels is not None and len(class_labels) != n:
+        raise ValueError(f"class_labels must have n = {n} entries, got {len(class_labels)}")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    model.eval()
+    x = torch.randn((n, *model.config.image_shape), generator=g).to(device)
+    trajectory: list[tuple[int, torch.Tensor]] = []
+    null = torch.full((n,), model.null_class, dtype=torch.long, device=device)
+    timesteps = scheduler.timesteps.tolist()
+    for i, t in enumerate(timesteps):
+        t_batch = torch.full((n,), t, dtype=torch.long, device=device)
+        if class_labels is None:
+            eps = model(x, t_batch, null)
+        elif guidance_scale == 1.0:
+            eps = model(x, t_batch, class_labels.to(device))
+        else:
+            both = model(
+                torch.cat([x, x]),
+                torch.cat([t_batch, t_batch]),
+                torch.cat([null, class_labels.to(device)]),
+            )
+            eps = guidance(both[:n], both[n:], guidance_scale)
+        x0 = scheduler.predict_x0(eps, t, x)  # clipped to [-1, 1]
+        if use_clipped_model_output and scheduler.clip_sample:
+            # the ε̂ that the clipped x̂_0 implies (GLIDE; diffusers' DDIM option of this
+            # name): DDIM's update uses ε̂ directly, and a guided ε̂ (w > 1) that disagrees
+            # with the clipped x̂_0 would leave noise in the samples
+            alpha_bar = scheduler.alphas_cumprod[t].item()
+            eps = (x - math.sqrt(alpha_bar) * x0) / math.sqrt(1 - alpha_bar)
+        if trajectory_every and (i % trajectory_every == 0 or i == len(timesteps) - 1):
+            trajectory.append((t, x0.cpu()))
+        noise = torch.randn(x.shape, generator=g).to(device)
+        x = scheduler.step(eps, t, x, variance_noise=noise)
+    return x.clamp(-1, 1).cpu(), trajectory
+
+
+def timed_sample(*args, **kwargs) -> tuple[torch.Tensor, float]:
+    """:func:`sample` and its wall-clock time in seconds: (images, seconds)."""
+    start = time.perf_counter()
+    images, _ = sample(*args, **kwargs)
+    return images, time.perf_counter() - start
+
+
+# ====================================================================== the judge
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN for 8×8 digits, the independent judge of generated samples:
+    (B, 1, 8, 8) in [-1, 1] → logits (B, 10)."""
+
+    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(8 * width, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def train_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    steps: int = 600,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    generator: torch.Generator | None = None,
+) -> list[float]:
+    """Train the judge with cross-entropy (AdamW, one-cycle). Returns the losses."""
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(len(images), (batch_size,), generator=g)
+        loss = F.cross_entropy(model(images[idx]), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def judge(
+    classifier: nn.Module,
+    images: torch.Tensor,
+    requested: torch.Tensor | None = None,
+    *,
+    threshold: float = 0.9,
+) -> dict[str, float | torch.Tensor]:
+    """What the judge thinks of ``images`` (B, 1, 8, 8): ``conf_frac`` (fraction whose
+    top class has probability > ``threshold``), ``histogram`` (10,) (counts of the
+    predicted classes), ``entropy`` (of that histogram, nats; ln 10 = uniform) and,
+    with ``requested`` (B,) classes, ``class_acc`` (fraction predicted as requested)."""
+    classifier.eval()
+    probs = torch.softmax(classifier(images), dim=-1)
+    conf, pred = probs.max(dim=-1)
+    num_classes = probs.shape[-1]
+    histogram = torch.bincount(pred, minlength=num_classes)
+    p = histogram.float() / histogram.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    out: dict[str, float | torch.Tensor] = {
+        "conf_frac": (conf > threshold).float().mean().item(),
+        "histogram": histogram,
+        "entropy": entropy,
+    }
+    if requested is not None:
+        out["class_acc"] = (pred == requested.to(pred.device)).float().mean().item()
+    return out

@@ -306,3 +306,175 @@ def test_diffusers_style_loop_in_float32_is_reproducible():
         a, b = sample(cls, 0), sample(cls, 0)
         assert a.dtype == torch.float32 and torch.equal(a, b)
         torch.testing.assert_close(a, x0, rtol=0, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- lesson 09:
+# the step rules as functions, the digits, the denoiser, the pipeline and the judge
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_functional_add_noise_matches_the_scheduler(schedule):
+    scheduler = DDPMScheduler(beta_schedule=schedule)
+    g = torch.Generator().manual_seed(3)
+    x0, noise = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1, torch.randn(4, 1, 8, 8, generator=g)
+    t = torch.tensor([0, 1, 500, 999])
+    torch.testing.assert_close(
+        diffusion.add_noise(x0, noise, t, scheduler.alphas_cumprod),
+        scheduler.add_noise(x0, noise, t),
+    )
+
+
+@pytest.mark.parametrize("n", [1000, 20, 3])
+def test_functional_steps_match_the_schedulers(n):
+    """ddpm_step / ddim_step on (ᾱ_t, ᾱ_prev) reproduce scheduler.step for every
+    timestep of a skipping schedule, clipping and the noiseless last step included."""
+    g = torch.Generator().manual_seed(n)
+    ddpm, ddim = DDPMScheduler(), DDIMScheduler()
+    ddpm.set_timesteps(n)
+    ddim.set_timesteps(n)
+    ac = ddpm._alphas_cumprod64
+    for t in [*ddpm.timesteps.tolist()[:: max(1, n // 10)], ddpm.timesteps[-1].item()]:
+        prev = ddpm.previous_timestep(t)
+        ab, ab_prev = ac[t].item(), (ac[prev].item() if prev >= 0 else 1.0)
+        eps, x, z = (torch.randn(3, 1, 8, 8, generator=g) for _ in range(3))
+        torch.testing.assert_close(
+            diffusion.ddpm_step(eps, x, ab, ab_prev, z),
+            ddpm.step(eps, t, x, variance_noise=z),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        torch.testing.assert_close(
+            diffusion.ddim_step(eps, x, ab, ab_prev), ddim.step(eps, t, x), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_make_digits_is_seeded_balanced_and_in_range():
+    images, labels = diffusion.make_digits(2000, seed=0)
+    assert images.shape == (2000, 1, 8, 8) and images.dtype == torch.float32
+    assert labels.shape == (2000,) and labels.dtype == torch.int64
+    assert images.min() >= -1 and images.max() <= 1 and images.max() > 0.4
+    counts = torch.bincount(labels, minlength=10)
+    assert counts.min() > 150  # about 200 each
+    again, labels2 = diffusion.make_digits(2000, seed=0)
+    assert torch.equal(images, again) and torch.equal(labels, labels2)
+    assert not torch.equal(images, diffusion.make_digits(2000, seed=1)[0])
+    # the classes differ on average: each class mean is nearest its own class mean
+    means = torch.stack([images[labels == d].mean(0) for d in range(10)]).flatten(1)
+    assert torch.cdist(means, means).fill_diagonal_(1e9).min() > 1.0
+    with pytest.raises(ValueError, match="positive int"):
+        diffusion.make_digits(0)
+
+
+def test_denoiser_shapes_null_class_and_skip_gate():
+    torch.manual_seed(0)
+    model = diffusion.Denoiser(diffusion.DenoiserConfig(hidden=32, n_blocks=1, time_dim=16))
+    x = torch.randn(5, 1, 8, 8)
+    t = torch.tensor([0, 10, 100, 500, 999])
+    out = model(x, t, torch.tensor([0, 1, 2, 3, 10]))
+    assert out.shape == x.shape
+    # None means the null class; one int t means the same t for the batch
+    torch.testing.assert_close(model(x, t), model(x, t, torch.full((5,), model.null_class)))
+    torch.testing.assert_close(model(x, 7)[:1], model(x[:1], torch.tensor([7])))
+    # head starts at zero: the initial prediction is the gated skip, gate(emb) ⊙ x
+    assert model.head.weight.abs().sum() == 0
+    with pytest.raises(ValueError, match=r"shape \(B, 1, 8, 8\)"):
+        model(torch.randn(2, 64), t[:2])
+
+
+def test_training_lowers_the_loss_and_sampling_is_deterministic():
+    images, labels = diffusion.make_digits(512, seed=0)
+    scheduler = DDPMScheduler(num_train_timesteps=100)
+    torch.manual_seed(0)
+    model = diffusion.Denoiser(diffusion.DenoiserConfig(hidden=64, n_blocks=1, time_dim=16))
+    losses = diffusion.train_denoiser(
+        model, scheduler, images, labels, steps=150, batch_size=64, lr=3e-3
+    )
+    assert sum(losses[:10]) / 10 > 1.3 * sum(losses[-20:]) / 20
+    ddim = DDIMScheduler(num_train_timesteps=100)
+    req = torch.arange(6) % 10
+    a, traj = diffusion.sample(
+        model,
+        ddim,
+        6,
+        num_inference_steps=10,
+        class_labels=req,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(1),
+        trajectory_every=3,
+    )
+    b, _ = diffusion.sample(
+        model,
+        ddim,
+        6,
+        num_inference_steps=10,
+        class_labels=req,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(1),
+    )
+    assert a.shape == (6, 1, 8, 8) and torch.equal(a, b) and a.abs().max() <= 1
+    assert [t for t, _ in traj] == [99, 69, 39, 9]  # every 3rd step, and the last
+    torch.testing.assert_close(traj[-1][1], a)  # the last x̂_0 is the sample
+    u, _ = diffusion.sample(model, DDPMScheduler(num_train_timesteps=100), 4)
+    assert u.shape == (4, 1, 8, 8) and torch.isfinite(u).all()
+    with pytest.raises(ValueError, match="class_labels must have n = 6"):
+        diffusion.sample(model, ddim, 6, class_labels=req[:2])
+
+
+def test_sample_with_guidance_uses_the_given_combination():
+    """w = 1 without a batched call equals the cfg path with w = 1; a custom guidance
+    function is used (here: always the unconditional prediction, i.e. w = 0)."""
+    torch.manual_seed(0)
+    model = diffusion.Denoiser(diffusion.DenoiserConfig(hidden=32, n_blocks=1, time_dim=16))
+    torch.nn.init.normal_(model.head.weight, std=0.1)
+    ddim = DDIMScheduler(num_train_timesteps=50)
+    req = torch.tensor([1, 2, 3])
+    kw = {"num_inference_steps": 5, "generator": None}
+    plain, _ = diffusion.sample(model, ddim, 3, class_labels=req, **kw)
+    forced, _ = diffusion.sample(
+        model, ddim, 3, class_labels=req, guidance_scale=2.0, guidance=lambda u, c, w: c, **kw
+    )
+    torch.testing.assert_close(plain, forced, rtol=1e-5, atol=1e-5)
+    uncond, _ = diffusion.sample(model, ddim, 3, **kw)
+    w0, _ = diffusion.sample(model, ddim, 3, class_labels=req, guidance_scale=0.0, **kw)
+    torch.testing.assert_close(uncond, w0, rtol=1e-5, atol=1e-5)
+
+
+def test_judge_metrics_by_hand():
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(len(x), 10)
+            logits[torch.arange(len(x)), torch.arange(len(x)) % 10] = 10.0 * x.flatten(1)[:, 0]
+            return logits
+
+    x = torch.ones(20, 1, 8, 8)
+    x[:5] = 0.0  # uniform probabilities: not confident, predicted class 0
+    out = diffusion.judge(Fixed(), x, requested=torch.arange(20) % 10)
+    assert out["conf_frac"] == pytest.approx(0.75)
+    assert out["class_acc"] == pytest.approx(15 / 20 + 1 / 20)  # sample 0 is class 0 anyway
+    assert out["histogram"].sum() == 20 and out["histogram"][0] == 6
+    p = out["histogram"].float() / 20
+    assert out["entropy"] == pytest.approx(-(p[p > 0] * p[p > 0].log()).sum().item())
+    uniform = diffusion.judge(Fixed(), torch.ones(100, 1, 8, 8))
+    assert uniform["entropy"] == pytest.approx(math.log(10))
+
+
+def test_use_clipped_model_output_changes_ddim_not_ddpm():
+    """Handing the scheduler the ε̂ implied by the clipped x̂_0 leaves DDPM's update as it
+    was (it only uses x̂_0 and x_t) but changes DDIM's (it re-uses ε̂)."""
+    torch.manual_seed(0)
+    model = diffusion.Denoiser(diffusion.DenoiserConfig(hidden=32, n_blocks=1, time_dim=16))
+    torch.nn.init.normal_(model.head.weight, std=0.5)
+    req = torch.tensor([0, 1, 2, 3])
+    kw = {"num_inference_steps": 10, "class_labels": req, "guidance_scale": 4.0}
+
+    def run(cls, flag):
+        scheduler = cls(num_train_timesteps=100)
+        g = torch.Generator().manual_seed(2)
+        return diffusion.sample(
+            model, scheduler, 4, generator=g, use_clipped_model_output=flag, **kw
+        )[0]
+
+    torch.testing.assert_close(
+        run(DDPMScheduler, True), run(DDPMScheduler, False), atol=1e-4, rtol=0
+    )
+    assert (run(DDIMScheduler, True) - run(DDIMScheduler, False)).abs().max() > 1e-3
