@@ -662,7 +662,7 @@ def lesson_recipe(smoke: bool) -> tuple[int, int, SFTConfig]:
     evaluation pairs per family and split, and the SFT recipe."""
     if smoke:
         return 100, 12, SFTConfig(steps=40, batch_size=16, learning_rate=3e-3, warmup_steps=5)
-    return 3000, 40, SFTConfig(steps=1200, batch_size=32, learning_rate=3e-3, warmup_steps=30)
+    return 3000, 100, SFTConfig(steps=2000, batch_size=32, learning_rate=3e-3, warmup_steps=30)
 
 
 def base_fingerprint(model: torch.nn.Module) -> str:

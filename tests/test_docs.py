@@ -158,18 +158,18 @@ def test_agendas_take_slot_lengths_from_learner_times_and_add_up():
     facts = site.lesson_facts(readme="")
     by_number = {f.lesson.number: f for f in facts}
     by_number["01"].learner_time = "about 90 minutes"
-    by_number["05"].learner_time = None
+    by_number["10"].learner_time = None  # a lesson not written yet: no link, planned length
     slots = (
         site.Slot("{lesson}", "01"),
         site.Slot("break", minutes=15),
         site.Slot("{lesson} (half)", "01", share=0.5),
-        site.Slot("{lesson}", "05"),
+        site.Slot("{lesson}", "10"),
     )
     table = site.agenda_table(slots, facts, start=9 * 60).splitlines()
     assert table[2].startswith("| 9:00 | [01 · Attention](../notebooks/01_attention.ipynb) | 90 |")
     assert table[3] == "| 10:30 | break | 15 |"
     assert table[4].endswith("(half) | 45 |")
-    assert table[5] == "| 11:30 | 05 · Chain-of-thought | *60 planned* (to be measured) |"
+    assert table[5] == "| 11:30 | 10 · Text-to-image | *60 planned* (to be measured) |"
     assert table[-1] == (
         "Total: 3 h 30 min, breaks included; 1 slot(s) are planned lengths, to be measured."
     )
