@@ -164,7 +164,7 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
     ),
     "06_instruction_tuning": _bounds(
         smoke={
-            "sft_acc_seen": (">=", 0.0),  # 40 steps of a tiny model: plumbing only
+            "sft_acc_seen": (">=", 0.04),  # 40 steps of a tiny model: 0.08 measured, untrained 0
             "sft_acc_heldout_phrasing": (">=", 0.0),
             "sft_acc_heldout_family": ("<=", 1.0),
             "base_acc_heldout_phrasing": ("<=", 0.2),
