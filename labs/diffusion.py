@@ -370,6 +370,7 @@ class DDIMScheduler(_Scheduler):
         timestep: torch.Tensor | int,
         sample: torch.Tensor,
         eta: float = 0.0,
+        use_clipped_model_output: bool = False,
         generator: torch.Generator | None = None,
         variance_noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -383,7 +384,10 @@ class DDIMScheduler(_Scheduler):
 
         with x̂_0 as in DDPM (clipped when ``clip_sample``; ε̂ itself is used unchanged,
         as in diffusers). model_output ε̂, sample x_t: (B, ...); ``timestep``: one int;
-        ``eta`` ≥ 0; z from ``generator`` or ``variance_noise``. Returns x_prev, (B, ...).
+        ``eta`` ≥ 0; z from ``generator`` or ``variance_noise``. With
+        ``use_clipped_model_output`` the step uses the ε̂ that the clipped x̂_0 implies
+        (diffusers' option of that name; needed with guidance w > 1, whose ε̂ can point
+        outside the data range). Returns x_prev, (B, ...).
         """
         if eta < 0:
             raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM), got {eta}")
@@ -393,6 +397,8 @@ class DDIMScheduler(_Scheduler):
         alpha_bar, alpha_bar_prev = self._alpha_bars(t, prev)
         variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
         sigma = eta * math.sqrt(variance)
+        if use_clipped_model_output and self.clip_sample:
+            model_output = (sample - math.sqrt(alpha_bar) * x0) / math.sqrt(1 - alpha_bar)
         direction = math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * model_output
         prev_sample = math.sqrt(alpha_bar_prev) * x0 + direction
         if sigma > 0:
@@ -538,7 +544,7 @@ class DenoiserConfig:
     num_classes: int = 10
 
 
-class _Block(nn.Module):
+class MLPBlock(nn.Module):
     """Pre-norm residual MLP block, conditioned by adding the (time + class) embedding."""
 
     def __init__(self, hidden: int) -> None:
@@ -576,7 +582,7 @@ class Denoiser(nn.Module):
         )
         self.class_emb = nn.Embedding(config.num_classes + 1, hidden)
         self.inp = nn.Linear(d, hidden)
-        self.blocks = nn.ModuleList([_Block(hidden) for _ in range(config.n_blocks)])
+        self.blocks = nn.ModuleList([MLPBlock(hidden) for _ in range(config.n_blocks)])
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, d)
         self.gate = nn.Linear(hidden, d)
@@ -621,6 +627,7 @@ def train_denoiser(
     batch_size: int = 128,
     lr: float = 2e-3,
     p_uncond: float = 0.2,
+    null_condition: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, float], None] | None = None,
 ) -> list[float]:
@@ -628,7 +635,9 @@ def train_denoiser(
     (t uniform in [0, T)), replacing each label by ∅ with probability ``p_uncond``
     (condition dropout: one model learns p(x | y) and p(x)). AdamW with a one-cycle
     learning rate. images: (N, C, H, W) in [-1, 1]; labels: (N,) long or None
-    (unconditional). ``callback(step, loss)`` after every step. Returns the losses."""
+    (unconditional), or any per-image condition such as text embeddings (N, D) with
+    ``null_condition`` (D,), the condition that stands for ∅ (lesson 10: the empty
+    prompt's embedding). ``callback(step, loss)`` after every step. Returns the losses."""
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -646,7 +655,8 @@ def train_denoiser(
         y = None
         if labels is not None:
             y = labels[idx].clone()
-            y[torch.rand(batch_size, generator=g) < p_uncond] = model.null_class
+            null = model.null_class if null_condition is None else null_condition
+            y[torch.rand(batch_size, generator=g) < p_uncond] = null
             y = y.to(device)
         x_t = scheduler.add_noise(x0, noise, t)
         loss = F.mse_loss(model(x_t.to(device), t.to(device), y), noise.to(device))
