@@ -149,7 +149,8 @@ class TextConditionedDenoiser(nn.Module):
         t = torch.as_tensor(timestep, device=sample.device).long()
         if t.ndim == 0:
             t = t.expand(B)
-        emb = self.time_mlp(timestep_embedding(t, self.config.time_dim)) + self.text_proj(text)
+        steps = timestep_embedding(t, self.config.time_dim).to(sample.dtype)
+        emb = self.time_mlp(steps) + self.text_proj(text)
         return sample.flatten(1), emb
 
     def forward(

@@ -158,6 +158,7 @@ def train_autoencoder(
         loss = F.mse_loss(recon, x) + model.config.latent_penalty * z.square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # one bad batch must not wreck it
         opt.step()
         sched.step()
         losses.append(loss.item())
