@@ -159,6 +159,7 @@ def test_agendas_take_slot_lengths_from_learner_times_and_add_up():
     by_number = {f.lesson.number: f for f in facts}
     by_number["01"].learner_time = "about 90 minutes"
     by_number["10"].learner_time = None  # a lesson not written yet: no link, planned length
+    by_number["10"].written = False
     slots = (
         site.Slot("{lesson}", "01"),
         site.Slot("break", minutes=15),
