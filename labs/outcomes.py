@@ -110,10 +110,9 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
             "real_conf_frac": (">=", 0.95),
             "ddpm_conf_frac": (">=", 0.85),
             "ddim_conf_frac": (">=", 0.8),
-            # DDPM's confident fraction minus DDIM's. Issue 7 asks for <= 0.05; measured 0.064
-            # (DDIM-50 0.898 vs DDPM-1000 0.962): deterministic DDIM over-produces blends
-            # ("8"s) with this small model; a 1.5x wider model did not help, DDIM-100 gives 0.048
-            "ddim_conf_gap": ("<=", 0.08),
+            # DDPM's confident fraction minus DDIM's: 0.024 with 8000 training steps (0.064
+            # with 4000: deterministic DDIM follows a weaker model's errors)
+            "ddim_conf_gap": ("<=", 0.05),
             "ddim_speedup": (">=", 10.0),
             "cfg_class_acc": (">=", 0.95),
             "sample_class_entropy": (">=", 0.9 * 2.302585),  # 0.9 ln 10
