@@ -72,7 +72,7 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
             "lora_new_concept_acc": (">=", 0.0),
             "lora_seen_acc_drop": ("<=", 1.0),
             "lora_merge_max_abs_diff": ("<=", 1e-5),  # exact in any mode
-            "control_adherence": (">=", 0.0),
+            "control_adherence": (">=", 0.4),  # 50 ControlNet steps: measured 0.72 (off: 0.22)
             "control_adherence_without": ("<=", 1.0),
             "final_loss": ("<=", 0.3),  # ε-MSE starts at about 1; measured 0.16
         },
