@@ -402,13 +402,17 @@ def _count(rng):
 
 
 def _parity(rng):
-    n = rng.randint(0, 999)
+    n = rng.randint(0, 9999)
     return {"n": str(n)}, "even" if n % 2 == 0 else "odd"
 
 
 def _lookup(rng):
-    a, b = rng.sample("xyzpqmnk", 2)
-    x, y = rng.randint(0, 9), rng.randint(0, 9)
+    # Two variables, x and y, in either order, and the question names one of them. With
+    # eight possible names ("xyzpqmnk") this model stays at chance (50 %) after the whole SFT
+    # budget: matching a name to an earlier one needs an induction-style circuit that takes
+    # it far longer to learn (lesson 06, "Going further").
+    a, b = rng.sample("xy", 2)
+    x, y = rng.randint(0, 99), rng.randint(0, 99)
     if rng.random() < 0.5:
         return {"a": a, "x": str(x), "b": b, "y": str(y), "q": a}, str(x)
     return {"a": a, "x": str(x), "b": b, "y": str(y), "q": b}, str(y)
@@ -420,7 +424,10 @@ def _first(rng):
 
 
 # Training families: six phrasings seen in training, two held out (new wordings built from
-# familiar words). The held-out family ("first letter") is never trained on at all.
+# familiar words). Each family puts its argument first in some phrasings and last in others:
+# when every count phrasing ended with the word, "'cat': how many letters?" got 'tac' back,
+# since a word at the start meant "reverse". The held-out family ("first letter") is never
+# trained on at all.
 TASKS: tuple[Task, ...] = (
     Task(
         "reverse",
@@ -453,10 +460,10 @@ TASKS: tuple[Task, ...] = (
         (
             "count the letters: {w}",
             "length of {w}?",
-            "letters in {w}?",
-            "how long is {w}?",
             "how many letters in {w}?",
-            "count letters in {w}",
+            "{w}: count the letters",
+            "{w}: letter count?",
+            "{w} is how long?",
         ),
         ("length of the word {w}?", "{w}: how many letters?"),
         _count,
@@ -468,7 +475,7 @@ TASKS: tuple[Task, ...] = (
             "{n}: even or odd?",
             "parity of {n}?",
             "{n} even or odd",
-            "is {n} odd or even?",
+            "{n}: parity?",
             "even or odd: {n}",
         ),
         ("{n}: odd or even?", "parity: {n}"),
@@ -582,7 +589,14 @@ def build_dataset(
 
     def fresh(task: Task, phrasings: Sequence[str], offset: int) -> list[tuple[str, str]]:
         items = make_examples(task, phrasings, 2 * n_eval, seed + offset)
-        return [ex for ex in items if ex not in known][:n_eval]
+        new = [ex for ex in items if ex not in known][:n_eval]
+        if len(new) < n_eval:
+            raise ValueError(
+                f"task {task.name!r}: only {len(new)} of {n_eval} evaluation items are not "
+                f"already in the training data ({n_train} pairs cover most of its items): "
+                "use a smaller n_train or n_eval, or give the task more possible items"
+            )
+        return new
 
     for t in tasks:
         by_family[t.name]["seen"] = fresh(t, t.phrasings, 1000)
@@ -661,8 +675,8 @@ def lesson_recipe(smoke: bool) -> tuple[int, int, SFTConfig]:
     """Lesson 06's sizes: ``(n_train, n_eval, config)`` — training pairs per family,
     evaluation pairs per family and split, and the SFT recipe."""
     if smoke:
-        return 100, 12, SFTConfig(steps=40, batch_size=16, learning_rate=3e-3, warmup_steps=5)
-    return 3000, 100, SFTConfig(steps=2000, batch_size=32, learning_rate=3e-3, warmup_steps=30)
+        return 100, 12, SFTConfig(steps=400, batch_size=16, learning_rate=3e-3, warmup_steps=5)
+    return 12000, 100, SFTConfig(steps=2000, batch_size=32, learning_rate=1e-3, warmup_steps=30)
 
 
 def base_fingerprint(model: torch.nn.Module) -> str:

@@ -202,7 +202,7 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
     ),
     "06_instruction_tuning": _bounds(
         smoke={
-            "sft_acc_seen": (">=", 0.04),  # 40 steps of a tiny model: 0.08 measured, untrained 0
+            "sft_acc_seen": (">=", 0.1),  # 400 steps of a tiny model: 0.245 measured, untrained 0
             "sft_acc_heldout_phrasing": (">=", 0.0),
             "sft_acc_heldout_family": ("<=", 1.0),
             "base_acc_heldout_phrasing": ("<=", 0.2),
@@ -211,10 +211,8 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
             "sft_response_loss": ("<=", 3.3),  # ln(103) = 4.63 before training
         },
         full={
-            "sft_acc_seen": (">=", 0.85),
-            # Issue 6 asks >= 0.8 and that is NOT reliably met: the same recipe gives 0.73 with
-            # 2 CPU threads and 0.81 with 1 (float rounding changes the run; 100 items/family)
-            "sft_acc_heldout_phrasing": (">=", 0.7),
+            "sft_acc_seen": (">=", 0.9),
+            "sft_acc_heldout_phrasing": (">=", 0.8),
             "sft_acc_heldout_family": ("<=", 1.0),  # reported honestly: a sanity bound only
             "base_acc_heldout_phrasing": ("<=", 0.05),
             "scratch_acc_heldout_phrasing": ("<=", 1.0),

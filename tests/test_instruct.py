@@ -256,6 +256,19 @@ def test_responses_are_right():
         assert response == ("even" if n % 2 == 0 else "odd")
     for instruction, response in data.by_family["first letter"]["heldout_family"]:
         assert len(response) == 1 and response in instruction
+    for instruction, response in data.by_family["count"]["train"]:
+        assert response == str(len(re.search(r"'([a-z]+)'", instruction).group(1)))
+    for instruction, response in data.by_family["lookup"]["train"]:
+        values = dict(re.findall(r"([xy])(?:=| is )(\d+)", instruction))
+        asked = re.findall(r"[xy]", instruction)[-1]  # the question comes last (fillers: no x, y)
+        assert set(values) == {"x", "y"} and response == values[asked], instruction
+
+
+def test_dataset_refuses_evaluation_splits_it_cannot_fill():
+    """A task with few possible items: its evaluation items would all be training items."""
+    tiny = instruct.Task("coin", ("toss {c}",), ("flip {c}",), lambda rng: ({"c": "a"}, "a"))
+    with pytest.raises(ValueError, match="only 0 of 5 evaluation items"):
+        instruct.build_dataset(20, 5, tasks=(tiny,))
 
 
 def test_keep_fitting_drops_what_does_not_fit():
