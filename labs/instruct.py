@@ -425,7 +425,7 @@ def _first(rng):
 
 # Training families: six phrasings seen in training, two held out (new wordings built from
 # familiar words). Each family puts its argument first in some phrasings and last in others:
-# when every count phrasing ended with the word, "'cat': how many letters?" got 'tac' back,
+# when every count phrasing ended with the word, "'dsu': how many letters?" got 'usd' back,
 # since a word at the start meant "reverse". The held-out family ("first letter") is never
 # trained on at all.
 TASKS: tuple[Task, ...] = (
