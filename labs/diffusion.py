@@ -617,6 +617,44 @@ class Denoiser(nn.Module):
         return out.view_as(x)
 
 
+def fit_one_cycle(
+    model: nn.Module,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    n_items: int,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    weight_decay: float = 0.01,
+    grad_clip: float | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """The training loop of lessons 09 and 10: AdamW with a one-cycle learning rate.
+
+    Each step draws ``batch_size`` random indices in ``[0, n_items)`` with ``generator``
+    and minimises ``batch_loss(indices)`` (a scalar); gradients are clipped to norm
+    ``grad_clip`` if given. ``callback(step, loss)`` after every step. Returns the losses.
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses: list[float] = []
+    model.train()
+    for step in range(steps):
+        loss = batch_loss(torch.randint(n_items, (batch_size,), generator=generator))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if callback is not None:
+            callback(step, losses[-1])
+    model.eval()
+    return losses
+
+
 def train_denoiser(
     model: Denoiser,
     scheduler: DDPMScheduler | DDIMScheduler,
@@ -642,13 +680,9 @@ def train_denoiser(
         raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     T = scheduler.num_train_timesteps
-    losses: list[float] = []
-    model.train()
-    for step in range(steps):
-        idx = torch.randint(len(images), (batch_size,), generator=g)
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         x0 = images[idx]
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(T, (batch_size,), generator=g)
@@ -659,16 +693,19 @@ def train_denoiser(
             y[torch.rand(batch_size, generator=g) < p_uncond] = null
             y = y.to(device)
         x_t = scheduler.add_noise(x0, noise, t)
-        loss = F.mse_loss(model(x_t.to(device), t.to(device), y), noise.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if callback is not None:
-            callback(step, losses[-1])
-    model.eval()
-    return losses
+        return F.mse_loss(model(x_t.to(device), t.to(device), y), noise.to(device))
+
+    return fit_one_cycle(
+        model,
+        batch_loss,
+        len(images),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        generator=g,
+        weight_decay=0.0,
+        callback=callback,
+    )
 
 
 @torch.no_grad()
@@ -780,21 +817,15 @@ def train_classifier(
     generator: torch.Generator | None = None,
 ) -> list[float]:
     """Train the judge with cross-entropy (AdamW, one-cycle). Returns the losses."""
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    losses = []
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(images), (batch_size,), generator=g)
-        loss = F.cross_entropy(model(images[idx]), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    return fit_one_cycle(
+        model,
+        lambda idx: F.cross_entropy(model(images[idx]), labels[idx]),
+        len(images),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        generator=generator if generator is not None else torch.Generator().manual_seed(0),
+    )
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labs import shapes
+from labs.diffusion import fit_one_cycle
 
 __all__ = [
     "AttributeJudge",
@@ -145,26 +146,25 @@ def train_autoencoder(
 ) -> list[float]:
     """Train on reconstruction MSE + ``latent_penalty`` × mean latent², AdamW one-cycle;
     then fit ``scaling_factor``. images: (N, 3, S, S) in [-1, 1]. Returns the losses."""
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    model.scaling_factor.fill_(1.0)
-    losses: list[float] = []
-    for step in range(steps):
-        x = images[torch.randint(len(images), (batch_size,), generator=g)]
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        x = images[idx]
         z = model.encoder(x)
-        recon = model.decoder(z)
-        loss = F.mse_loss(recon, x) + model.config.latent_penalty * z.square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # one bad batch must not wreck it
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if callback is not None:
-            callback(step, losses[-1])
-    model.eval()
+        return F.mse_loss(model.decoder(z), x) + model.config.latent_penalty * z.square().mean()
+
+    model.scaling_factor.fill_(1.0)
+    losses = fit_one_cycle(
+        model,
+        batch_loss,
+        len(images),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        generator=generator if generator is not None else torch.Generator().manual_seed(0),
+        weight_decay=0.0,
+        grad_clip=1.0,  # one bad batch must not wreck it
+        callback=callback,
+    )
     model.fit_scaling_factor(images[:2048])
     return losses
 
@@ -263,19 +263,17 @@ def train_judge(
 ) -> list[float]:
     """Cross-entropy summed over the four heads (AdamW, one-cycle). ``labels`` as from
     :func:`labs.shapes.make_dataset` (colour indices into ``model.colours``)."""
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        idx = torch.randint(len(images), (batch_size,), generator=g)
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         logits = model(images[idx])
-        loss = sum(F.cross_entropy(logits[name], labels[name][idx]) for name in model.classes)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+        return sum(F.cross_entropy(logits[name], labels[name][idx]) for name in model.classes)
+
+    return fit_one_cycle(
+        model,
+        batch_loss,
+        len(images),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        generator=generator if generator is not None else torch.Generator().manual_seed(0),
+    )

@@ -478,3 +478,29 @@ def test_use_clipped_model_output_changes_ddim_not_ddpm():
         run(DDPMScheduler, True), run(DDPMScheduler, False), atol=1e-4, rtol=0
     )
     assert (run(DDIMScheduler, True) - run(DDIMScheduler, False)).abs().max() > 1e-3
+
+
+def test_fit_one_cycle_reports_every_step_clips_and_is_seeded():
+    def run(grad_clip):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 1)
+        data = torch.randn(64, 4)
+        seen = []
+        losses = diffusion.fit_one_cycle(
+            model,
+            lambda idx: 1e4 * model(data[idx]).square().mean(),  # huge gradients
+            len(data),
+            steps=5,
+            batch_size=8,
+            lr=0.1,
+            generator=torch.Generator().manual_seed(1),
+            grad_clip=grad_clip,
+            callback=lambda step, loss: seen.append((step, loss)),
+        )
+        assert seen == list(enumerate(losses)) and not model.training
+        return losses, model.weight.detach().clone()
+
+    clipped, again, unclipped = run(1.0), run(1.0), run(None)
+    assert clipped[0] == again[0] and torch.equal(clipped[1], again[1])  # seeded
+    assert clipped[0][0] == unclipped[0][0]  # same first batch, same start
+    assert not torch.equal(clipped[1], unclipped[1])  # clipping changed the updates
