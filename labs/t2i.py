@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ __all__ = [
     "control_map",
     "denoise_latents",
     "encode_prompt",
+    "prompts_for",
     "zero_module",
 ]
 
@@ -353,12 +353,6 @@ class TextToImagePipeline:
         if output_type == "latents":
             return latents.cpu()
         return self.vae.decode(latents).cpu()
-
-    def timed(self, *args, **kwargs) -> tuple[torch.Tensor, float]:
-        """``self(*args, **kwargs)`` and its wall-clock time in seconds."""
-        start = time.perf_counter()
-        images = self(*args, **kwargs)
-        return images, time.perf_counter() - start
 
 
 def prompts_for(
