@@ -61,7 +61,8 @@ TARGETS: dict[str, dict[str, dict[str, Bound]]] = {
             # seconds of training per part: blurs, but every part must run end to end
             "judge_real_acc": (">=", 0.5),  # the judge's all-four accuracy (measured 0.80)
             "recon_acc": (">=", 0.0),
-            "prompt_acc_seen": (">=", 0.0),
+            # 72 seen prompts: measured 0.097; the prompt ignored (w = 0) scores 0
+            "prompt_acc_seen": (">=", 0.03),
             "prompt_acc_heldout_combos": (">=", 0.0),
             "prompt_acc_w0": ("<=", 1.0),
             "prompt_acc_w1": (">=", 0.0),
